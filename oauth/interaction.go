@@ -65,3 +65,21 @@ type Interaction interface {
 	// the AuthRequest; either way it sends the browser to p.ResumeURL.
 	Consent(w http.ResponseWriter, r *http.Request, p Pending)
 }
+
+// LogoutRequest is a validated RP-initiated logout (OpenID Connect
+// RP-Initiated Logout 1.0) handed to the browser-facing layer.
+type LogoutRequest struct {
+	// ClientName names the relying party that asked, if known.
+	ClientName string
+	// RedirectURI is the validated post_logout_redirect_uri with state
+	// appended, or empty to show the layer's own signed-out page.
+	RedirectURI string
+}
+
+// Logouter is the optional part of Interaction that ends browser sessions.
+type Logouter interface {
+	// Logout asks the user to confirm signing out (so a cross-site link
+	// cannot sign them out), ends the session and its tokens, and sends the
+	// browser to lr.RedirectURI or a signed-out page.
+	Logout(w http.ResponseWriter, r *http.Request, lr LogoutRequest)
+}

@@ -45,6 +45,8 @@ type Storage interface {
 	Keys
 	RegistrationTokens
 	AssertionJTIs
+	Credentials
+	Events
 
 	// BeginTx starts a transaction and returns a context that carries it.
 	// Calls made with that context run inside the transaction until Commit
@@ -333,4 +335,70 @@ type AssertionJTIs interface {
 	// the jti is already recorded and not yet expired at now. Of concurrent
 	// calls, exactly one succeeds.
 	UseJTI(ctx context.Context, jti string, expiresAt, now time.Time) error
+}
+
+// Credential is a WebAuthn credential (passkey) registered to a user.
+type Credential struct {
+	// ID is the credential ID as the authenticator reports it.
+	ID        []byte
+	UserID    string
+	PublicKey []byte // COSE-encoded
+	SignCount uint32
+	AAGUID    []byte
+	// Transports are the hints the browser reported (internal, hybrid, usb, …).
+	Transports []string
+	// BackupEligible and BackupState are the BE and BS flags; a credential
+	// with BE clear is device-bound.
+	BackupEligible    bool
+	BackupState       bool
+	UserVerified      bool // whether UV was ever asserted (go-webauthn's latch)
+	AttestationFormat string
+	// Attestation is the raw attestation object, kept for later audits.
+	Attestation []byte
+	Nickname    string
+	// CloneWarning is set when a sign-count regression was seen; such a
+	// credential is refused until an administrator clears it.
+	CloneWarning bool
+	CreatedAt    time.Time
+	LastUsedAt   time.Time
+}
+
+// Credentials stores passkeys.
+type Credentials interface {
+	// CreateCredential stores c; ErrAlreadyExists if the ID is taken.
+	CreateCredential(ctx context.Context, c Credential) error
+	GetCredential(ctx context.Context, id []byte) (Credential, error)
+	ListUserCredentials(ctx context.Context, userID string) ([]Credential, error)
+	UpdateCredential(ctx context.Context, id []byte, update func(Credential) (Credential, error)) error
+	DeleteCredential(ctx context.Context, id []byte) error
+}
+
+// Event is an audit record: a login, a risk decision, a clone warning. Type
+// is a dotted name such as "login.success" or "risk.decision"; Data holds the
+// details as a JSON object.
+type Event struct {
+	ID        string
+	Type      string
+	UserID    string
+	ClientID  string
+	SessionID string
+	IPAddress string
+	Time      time.Time
+	Data      []byte
+}
+
+// EventFilter selects events; zero fields match everything.
+type EventFilter struct {
+	Type   string
+	UserID string
+	Since  time.Time
+	// Limit caps the result; 0 means a backend default of 100.
+	Limit int
+}
+
+// Events stores the audit log. Events are returned newest first.
+type Events interface {
+	CreateEvent(ctx context.Context, e Event) error
+	GetEvent(ctx context.Context, id string) (Event, error)
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 }
