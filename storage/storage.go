@@ -34,7 +34,14 @@ var (
 
 // Storage is the whole persistence interface. Every method is safe for
 // concurrent use. A context returned by BeginTx makes every call made with it
-// part of that transaction.
+// part of that transaction; while one is open, every write must use its
+// context, and an Update closure must never call the store itself (SQLite has
+// a single writer, so either would deadlock). Rollback after Commit is a
+// no-op, so callers may defer it.
+//
+// Round trips: times come back in UTC at microsecond precision, nil and empty
+// slices both come back as nil, and keys (IDs, including Event.ID) are chosen
+// by the caller.
 type Storage interface {
 	Clients
 	Users
