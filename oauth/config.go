@@ -134,9 +134,11 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // maxTokenLifespan is how long a token signed by a key can still be
-// presented: the longer of the ID token and JWT access token lifetimes.
+// presented after the key is retired: the longer of the ID token and JWT
+// access token lifetimes, plus the key refresh interval, because a running
+// replica keeps signing with the old key until it next reloads the keys.
 func (c Config) maxTokenLifespan() time.Duration {
-	return max(c.IDTokenLifespan, c.AccessTokenLifespan)
+	return max(c.IDTokenLifespan, c.AccessTokenLifespan) + c.KeyRefreshInterval
 }
 
 func (c Config) logger(l *slog.Logger) *slog.Logger {
