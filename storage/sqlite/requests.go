@@ -20,9 +20,15 @@ func (s *Store) CreateRequest(ctx context.Context, r storage.Request) error {
 	if r.Kind == "" || r.Signature == "" {
 		return errors.New("create request: empty kind or signature")
 	}
-	_, err := s.exec(ctx, createRequestQuery,
-		string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, r.SessionID, boolInt(r.Active),
-		micros(r.DeactivatedAt), r.AccessSignature, micros(r.RequestedAt), micros(r.ExpiresAt), blob(r.Data))
+	args := []any{string(r.Kind), r.Signature, r.RequestID, r.ClientID, r.Subject, r.SessionID, boolInt(r.Active),
+		micros(r.DeactivatedAt), r.AccessSignature, micros(r.RequestedAt), micros(r.ExpiresAt), blob(r.Data)}
+	var err error
+	if s.txFrom(ctx) != nil {
+		_, err = s.exec(ctx, createRequestQuery, args...)
+	} else {
+		// Outside a transaction, concurrent inserts share one commit.
+		err = s.groupExec(ctx, createRequestQuery, args...)
+	}
 	if err != nil {
 		// Signatures are token material: name only the kind and request.
 		return fmt.Errorf("create %s request %q: %w", r.Kind, r.RequestID, mapErr(err))
@@ -129,8 +135,17 @@ func (s *Store) DeleteRequestsBySession(ctx context.Context, sessionID string) (
 
 // CountRequests counts the active rows of kind.
 func (s *Store) CountRequests(ctx context.Context, kind storage.Kind) (int64, error) {
+	const q = `SELECT count(*) FROM requests WHERE kind = ? AND active = 1`
+	var row *sql.Row
+	if s.txFrom(ctx) != nil {
+		row = s.queryRow(ctx, q, string(kind))
+	} else {
+		// A scan, unlike the lookups by key queryRow serves: it stays
+		// cancellable (see pointRead).
+		row = s.r.QueryRowContext(ctx, q, string(kind))
+	}
 	var n int64
-	err := s.queryRow(ctx, `SELECT count(*) FROM requests WHERE kind = ? AND active = 1`, string(kind)).Scan(&n)
+	err := row.Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count %s requests: %w", kind, mapErr(err))
 	}
@@ -249,13 +264,22 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time) (storage.GCRe
 
 const eventColumns = `id, type, user_id, client_id, session_id, ip_address, time, data`
 
+const createEventQuery = `INSERT INTO events (` + eventColumns + `) VALUES (?,?,?,?,?,?,?,?)`
+
 // CreateEvent appends an audit event; ErrAlreadyExists if its ID is taken.
 func (s *Store) CreateEvent(ctx context.Context, e storage.Event) error {
 	if e.ID == "" {
 		return errors.New("create event: empty id")
 	}
-	_, err := s.exec(ctx, `INSERT INTO events (`+eventColumns+`) VALUES (?,?,?,?,?,?,?,?)`,
-		e.ID, e.Type, e.UserID, e.ClientID, e.SessionID, e.IPAddress, micros(e.Time), blob(e.Data))
+	args := []any{e.ID, e.Type, e.UserID, e.ClientID, e.SessionID, e.IPAddress, micros(e.Time), blob(e.Data)}
+	var err error
+	if s.txFrom(ctx) != nil {
+		_, err = s.exec(ctx, createEventQuery, args...)
+	} else {
+		// Audit events are written on hot paths (each token request may
+		// record a risk decision): concurrent ones share a commit.
+		err = s.groupExec(ctx, createEventQuery, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("create event %q: %w", e.ID, mapErr(err))
 	}

@@ -43,6 +43,8 @@ type Store struct {
 	r  *sql.DB // concurrent readers
 	ws stmtCache
 	rs stmtCache
+	// group batches concurrent autocommit token inserts (group.go).
+	group groupCommit
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -113,6 +115,7 @@ func (s *Store) warmUp(ctx context.Context) {
 		createRequestQuery, getRequestQuery, deactivateRequestQuery, deactivatedAtQuery,
 		deleteRequestQuery, deleteRequestsByIDQuery, deleteRequestsBySessionQuery,
 		getClientQuery, useJTIQuery, getSessionQuery, getCredentialQuery, getAuthRequestQuery,
+		createEventQuery,
 	} {
 		if _, err := s.ws.get(ctx, q); err != nil {
 			return
@@ -257,7 +260,7 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context) error) er
 	return s.Commit(tctx)
 }
 
-// queryRow runs a read: on the carried transaction if there is one (it must
+// queryRow runs a read of one row by key: on the carried transaction if there is one (it must
 // see its own writes), otherwise on the reader pool.
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	if st := s.txFrom(ctx); st != nil {
@@ -271,7 +274,21 @@ func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 		// Let the error surface from the query itself.
 		return s.r.QueryRowContext(ctx, q, args...)
 	}
-	return ps.QueryRowContext(ctx, args...)
+	return ps.QueryRowContext(pointRead(ctx), args...)
+}
+
+// pointRead returns the context for a single-row read on the reader pool.
+// For a cancellable context (every HTTP request's) the driver starts a
+// goroutine per statement to interrupt SQLite on cancellation, which made a
+// primary-key lookup take 35–45 µs instead of 20–25 µs with 8 concurrent
+// readers on 2 cores. A single-row read by key cannot run long, so it runs
+// without cancellation; a context that is already done keeps its
+// cancellation and fails as before.
+func pointRead(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
