@@ -131,6 +131,10 @@ func (p *Provider) authorize(w http.ResponseWriter, browser, r *http.Request, pe
 		fail(fosite.ErrInvalidRequest.WithHint("This client must send a PKCE code_challenge (S256)."))
 		return
 	}
+	if err := checkDPoPJKT(form); err != nil { // RFC 9449 §10 (dpop.go)
+		fail(err)
+		return
+	}
 	if pending != nil {
 		switch pending.Outcome {
 		case "denied":
@@ -165,7 +169,7 @@ func (p *Provider) authorize(w http.ResponseWriter, browser, r *http.Request, pe
 		// signed in for it; another session must authenticate afresh.
 		login = nil
 	}
-	req, rerr := p.evaluate(ctx, GateRequest{
+	v, rerr := p.evaluate(ctx, GateRequest{
 		HTTP: browser, GrantType: "authorization_code", ClientID: rp.GetID(),
 		Scopes: ar.GetRequestedScopes(), Login: login, Requirement: req,
 	})
@@ -173,6 +177,7 @@ func (p *Provider) authorize(w http.ResponseWriter, browser, r *http.Request, pe
 		fail(rerr)
 		return
 	}
+	req = v.Requirement
 	prompt := form.Get("prompt")
 	fresh := pending == nil && (hasPrompt(prompt, "login") || hasPrompt(prompt, "select_account"))
 	if fresh || !p.satisfies(login, req) {
@@ -247,6 +252,8 @@ func (p *Provider) authorize(w http.ResponseWriter, browser, r *http.Request, pe
 	sess := newSession(p.cfg.Issuer)
 	sess.ClientID = rp.GetID()
 	sess.setLogin(login, requestedAt)
+	sess.RiskDecision = v.DecisionID
+	sess.DPoPJKT = form.Get("dpop_jkt") // binds the code (RFC 9449 §10)
 	if far, ok := ar.(*fosite.AuthorizeRequest); ok {
 		far.RequestedAt = requestedAt
 	}
@@ -427,7 +434,10 @@ func randomID() (string, error) {
 // errorsIsInactive reports a storage "already used" condition hidden in a
 // fosite error chain.
 func errorsIsInactive(err error) bool {
-	return errors.Is(err, storage.ErrInactive) || errors.Is(err, fosite.ErrInactiveToken)
+	// ErrInvalidatedAuthorizeCode arrives when a concurrent exchange
+	// deactivated the code between fosite's two reads of it.
+	return errors.Is(err, storage.ErrInactive) || errors.Is(err, fosite.ErrInactiveToken) ||
+		errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)
 }
 
 // unsignedRequestObject reports whether a JAR request object declares alg

@@ -112,6 +112,9 @@ type Metadata struct {
 	AccessTokenFormat string `json:"access_token_format,omitempty"`
 	// Audience lists the resource servers the client's tokens may target.
 	Audience []string `json:"audience,omitempty"`
+	// DPoPBoundAccessTokens makes DPoP mandatory at the token endpoint
+	// (RFC 9449 §5.2): every token the client obtains is sender-constrained.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // metadataExtras is the part of Metadata kept in storage.Client.Metadata.
@@ -126,6 +129,7 @@ type metadataExtras struct {
 	PolicyURI                   string   `json:"policy_uri,omitempty"`
 	SoftwareID                  string   `json:"software_id,omitempty"`
 	SoftwareVersion             string   `json:"software_version,omitempty"`
+	DPoPBoundAccessTokens       bool     `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // Registered is a client as the registry reports it: the RFC 7591 §3.2.1
@@ -490,6 +494,7 @@ func applyMetadata(c *storage.Client, m Metadata) error {
 		PolicyURI:                   m.PolicyURI,
 		SoftwareID:                  m.SoftwareID,
 		SoftwareVersion:             m.SoftwareVersion,
+		DPoPBoundAccessTokens:       m.DPoPBoundAccessTokens,
 	})
 	if err != nil {
 		return fmt.Errorf("encode client metadata: %w", err)
@@ -546,6 +551,7 @@ func registeredFrom(c storage.Client) (Registered, error) {
 			RequirePAR:                  c.RequirePAR,
 			AccessTokenFormat:           c.AccessTokenFormat,
 			Audience:                    c.Audience,
+			DPoPBoundAccessTokens:       extras.DPoPBoundAccessTokens,
 		},
 	}
 	if len(c.JWKS) > 0 {

@@ -66,6 +66,9 @@ type Config struct {
 	// MaxBodyBytes caps request bodies on every endpoint. Defaults to 64 KiB.
 	MaxBodyBytes int64
 
+	// DPoP configures sender-constrained tokens (RFC 9449; dpop.go).
+	DPoP DPoPConfig
+
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
 }

@@ -60,6 +60,7 @@ func (p *Provider) rebuildDiscovery() error {
 		"authorization_response_iss_parameter_supported": true,
 		"userinfo_signing_alg_values_supported":          []string{"none"},
 		"request_object_signing_alg_values_supported":    []string{"ES256", "RS256", "PS256"},
+		"dpop_signing_alg_values_supported":              p.proofs.Algs(),
 	}
 	oidc, err := json.Marshal(m)
 	if err != nil {

@@ -41,6 +41,21 @@ type GateDecision struct {
 	Deny bool
 	// Reason explains a denial or step-up, for logs and the sign-in page.
 	Reason string
+	// DecisionID identifies the recorded risk decision. It is kept on the
+	// grant, so introspection shows it as risk_decision and the audit trail
+	// links tokens to the decision that let them through.
+	DecisionID string
+	// RequirePrivateKeyJWT refuses a machine client that authenticated with
+	// a shared secret (client_secret_basic / client_secret_post): a secret
+	// alone is no longer enough. A machine client cannot step up, so this
+	// and Deny are the only verdicts that apply to client_credentials.
+	RequirePrivateKeyJWT bool
+}
+
+// verdict is the outcome of the shared phase.
+type verdict struct {
+	Requirement Requirement
+	DecisionID  string
 }
 
 // Gate is the hook where a risk engine tightens or denies a request. It runs
@@ -129,25 +144,34 @@ func (p *Provider) stricter(a, b Requirement) Requirement {
 }
 
 // evaluate is the shared "compute requirement + gate" phase.
-func (p *Provider) evaluate(ctx context.Context, gr GateRequest) (Requirement, *fosite.RFC6749Error) {
+func (p *Provider) evaluate(ctx context.Context, gr GateRequest) (verdict, *fosite.RFC6749Error) {
 	if p.cfg.Gate == nil {
-		return gr.Requirement, nil
+		return verdict{Requirement: gr.Requirement}, nil
 	}
 	d, err := p.cfg.Gate.Evaluate(ctx, gr)
 	if err != nil {
 		// Fail closed: a broken risk engine must not wave requests through.
 		p.log.ErrorContext(ctx, "gate evaluation failed", "client_id", gr.ClientID, "err", err)
-		return gr.Requirement, fosite.ErrTemporarilyUnavailable.WithHint("The request could not be evaluated; try again later.")
+		return verdict{Requirement: gr.Requirement}, fosite.ErrTemporarilyUnavailable.WithHint("The request could not be evaluated; try again later.")
 	}
+	v := verdict{Requirement: gr.Requirement, DecisionID: d.DecisionID}
 	if d.Deny {
-		p.log.InfoContext(ctx, "gate denied request", "client_id", gr.ClientID, "reason", d.Reason)
-		return gr.Requirement, fosite.ErrAccessDenied.WithHint("The request was refused by policy.")
+		p.log.InfoContext(ctx, "gate denied request", "client_id", gr.ClientID, "reason", d.Reason, "risk_decision", d.DecisionID)
+		hint := "The request was refused by policy."
+		if d.Reason != "" {
+			hint = "The request was refused by policy: " + d.Reason
+		}
+		return v, fosite.ErrAccessDenied.WithHint(hint)
 	}
-	r := p.stricter(gr.Requirement, d.Requirement)
+	if gr.GrantType == "client_credentials" && d.RequirePrivateKeyJWT && gr.ClientAuthMethod != "private_key_jwt" {
+		p.log.InfoContext(ctx, "gate requires private_key_jwt", "client_id", gr.ClientID, "method", gr.ClientAuthMethod, "risk_decision", d.DecisionID)
+		return v, fosite.ErrInvalidClient.WithHint("This client must authenticate with private_key_jwt; a client secret alone is not accepted for this request.")
+	}
+	v.Requirement = p.stricter(gr.Requirement, d.Requirement)
 	if d.Reason != "" {
-		r.Reason = d.Reason
+		v.Requirement.Reason = d.Reason
 	}
-	return r, nil
+	return v, nil
 }
 
 // satisfies reports whether a login meets a requirement.

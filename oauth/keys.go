@@ -443,6 +443,12 @@ func (m *KeyManager) publicKey(ctx context.Context, kid string) (*signingKey, er
 	return k, nil
 }
 
+// published reports whether kid names a key still in the JWKS.
+func (m *KeyManager) published(ctx context.Context, kid string) bool {
+	_, err := m.publicKey(ctx, kid)
+	return err == nil
+}
+
 // tokenSigner implements fosite's jwt.Signer over the KeyManager: it signs
 // with the active key (setting kid) and verifies with whichever published key
 // the token names, so tokens survive a rotation.

@@ -34,6 +34,10 @@ func (p *Provider) servePAR(w http.ResponseWriter, r *http.Request) {
 		p.writePARError(w, r, ar, fosite.ErrInvalidRequest.WithHint("Public clients must send a PKCE code_challenge (S256)."))
 		return
 	}
+	if err := p.bindPARDPoP(ctx, w, r, ar); err != nil { // RFC 9449 §10.1 (dpop.go)
+		p.writePARError(w, r, ar, err)
+		return
+	}
 	resp, err := p.oauth.NewPushedAuthorizeResponse(ctx, ar, newSession(p.cfg.Issuer))
 	if err != nil {
 		p.writePARError(w, r, ar, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/hmac"
 
+	"github.com/stepwise-id/stepwise/oauth/dpop"
 	"github.com/stepwise-id/stepwise/storage"
 )
 
@@ -63,6 +64,8 @@ type Provider struct {
 	clients *clientCache
 	keys    *KeyManager
 	signer  tokenSigner
+	// proofs verifies DPoP proofs (dpop.go).
+	proofs *dpop.Verifier
 
 	// discovery holds the precomputed metadata documents, rebuilt when the
 	// published keys (and so the signing algorithms) change.
@@ -79,6 +82,10 @@ type fositeConfig struct {
 }
 
 func (c *fositeConfig) GetTokenURLs(context.Context) []string { return c.tokenURLs }
+
+// verifiedJWTCacheSize bounds the set of verified JWT access tokens (32-byte
+// digests): about 1 MB at most.
+const verifiedJWTCacheSize = 16384
 
 // New builds the provider: it loads (or creates) the system secret and the
 // signing keys and composes fosite. ui must not be nil.
@@ -110,8 +117,11 @@ func New(cfg Config, store storage.Storage, ui Interaction, logger *slog.Logger)
 		return nil, fmt.Errorf("oauth: signing keys: %w", err)
 	}
 	p.signer = tokenSigner{keys: p.keys}
+	if p.proofs, err = newDPoPVerifier(c, store, secret); err != nil {
+		return nil, err
+	}
 	p.clients = newClientCache(store, c.ClientCacheTTL, c.Now)
-	p.fstore = &fositeStore{s: store, clients: p.clients, issuer: c.Issuer, grace: c.RefreshGracePeriod, now: c.Now, log: p.log}
+	p.fstore = &fositeStore{s: store, clients: p.clients, decoded: newDecodeCache(decodeCacheSize), issuer: c.Issuer, grace: c.RefreshGracePeriod, now: c.Now, log: p.log}
 
 	fc := &fosite.Config{
 		AccessTokenLifespan:            c.AccessTokenLifespan,
@@ -138,7 +148,8 @@ func New(cfg Config, store storage.Storage, ui Interaction, logger *slog.Logger)
 	}}
 	hmacStrategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
 	strategy := &compose.CommonStrategy{
-		CoreStrategy:               &tokenStrategy{HMACSHAStrategy: hmacStrategy, signer: p.signer, issuer: c.Issuer},
+		CoreStrategy: &tokenStrategy{HMACSHAStrategy: hmacStrategy, signer: p.signer, issuer: c.Issuer,
+			verified: newVerifiedJWTs(verifiedJWTCacheSize, p.keys.published)},
 		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: p.signer, Config: fc},
 		Signer:                     p.signer,
 	}

@@ -21,6 +21,12 @@ type Session struct {
 	SessionID string `json:"sid,omitempty"`
 	// Issuer is copied into introspection responses and JWT access tokens.
 	Issuer string `json:"iss,omitempty"`
+	// RiskDecision is the id of the risk decision (audit event) that let
+	// the grant through; introspection shows it as risk_decision.
+	RiskDecision string `json:"risk_decision,omitempty"`
+	// DPoPJKT is the thumbprint of the DPoP key the grant is bound to: a
+	// code's dpop_jkt, then the key of the issued tokens (cnf.jkt, RFC 9449).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 var (
@@ -65,6 +71,9 @@ func (s *Session) GetExtraClaims() map[string]any {
 	if s.Issuer != "" {
 		m["iss"] = s.Issuer
 	}
+	if s.RiskDecision != "" {
+		m["risk_decision"] = s.RiskDecision
+	}
 	return m
 }
 
@@ -84,6 +93,9 @@ func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
 	}
 	if s.SessionID != "" {
 		extra["sid"] = s.SessionID
+	}
+	if s.DPoPJKT != "" {
+		extra["cnf"] = map[string]any{"jkt": s.DPoPJKT}
 	}
 	return &jwt.JWTClaims{
 		Subject: s.GetSubject(),

@@ -28,6 +28,9 @@ import (
 type fositeStore struct {
 	s       storage.Storage
 	clients *clientCache
+	// decoded caches decoded access-token rows (decodecache.go); nil
+	// disables it.
+	decoded *decodeCache
 	issuer  string
 	grace   time.Duration
 	now     func() time.Time
@@ -112,9 +115,45 @@ func encodeRequest(r fosite.Requester) ([]byte, error) {
 // decodeRequest rebuilds a request, decoding the session into sess.
 func (s *fositeStore) decodeRequest(ctx context.Context, data []byte, sess fosite.Session) (*fosite.Request, storedRequest, error) {
 	var sr storedRequest
-	if err := json.Unmarshal(data, &sr); err != nil {
-		return nil, sr, fmt.Errorf("decode request: %w", err)
+	if sess == nil {
+		if err := json.Unmarshal(data, &sr); err != nil {
+			return nil, sr, fmt.Errorf("decode request: %w", err)
+		}
+	} else {
+		// Decode the session in the same pass, straight into sess: the
+		// shallower "session" field shadows storedRequest's raw one, and
+		// encoding/json fills the value a non-nil interface points to.
+		// Decoding into the RawMessage first and then again into sess
+		// scanned the session twice; this is the introspection hot path.
+		one := struct {
+			*storedRequest
+			Session fosite.Session `json:"session"`
+		}{&sr, sess}
+		if err := json.Unmarshal(data, &one); err != nil {
+			return nil, sr, fmt.Errorf("decode request: %w", err)
+		}
 	}
+	return s.buildRequest(ctx, sr, sess)
+}
+
+// decodeRow is decodeRequest for a stored row, through the decode cache.
+func (s *fositeStore) decodeRow(ctx context.Context, row storage.Request, sess fosite.Session) (*fosite.Request, storedRequest, error) {
+	ss, ok := sess.(*Session)
+	if !ok || ss == nil {
+		return s.decodeRequest(ctx, row.Data, sess)
+	}
+	if sr, hit := s.decoded.lookup(row, ss); hit {
+		return s.buildRequest(ctx, sr, sess)
+	}
+	req, sr, err := s.decodeRequest(ctx, row.Data, sess)
+	if err == nil {
+		s.decoded.store(row, sr, ss)
+	}
+	return req, sr, err
+}
+
+// buildRequest makes the fosite request of a decoded row.
+func (s *fositeStore) buildRequest(ctx context.Context, sr storedRequest, sess fosite.Session) (*fosite.Request, storedRequest, error) {
 	client, err := s.clients.get(ctx, sr.ClientID)
 	if err != nil {
 		if isNotFound(err) {
@@ -122,11 +161,6 @@ func (s *fositeStore) decodeRequest(ctx context.Context, data []byte, sess fosit
 			return nil, sr, fosite.ErrNotFound
 		}
 		return nil, sr, err
-	}
-	if sess != nil && len(sr.Session) > 0 {
-		if err := json.Unmarshal(sr.Session, sess); err != nil {
-			return nil, sr, fmt.Errorf("decode session: %w", err)
-		}
 	}
 	req := &fosite.Request{
 		ID:                sr.ID,
@@ -197,7 +231,7 @@ func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, se
 		}
 		return nil, row, fmt.Errorf("load %s: %w", kind, err)
 	}
-	req, _, err := s.decodeRequest(ctx, row.Data, sess)
+	req, _, err := s.decodeRow(ctx, row, sess)
 	if err != nil {
 		return nil, row, err
 	}

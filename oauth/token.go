@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/ory/fosite"
+
+	"github.com/stepwise-id/stepwise/storage"
 )
 
 // ACRClient is the acr of tokens issued to machine clients
@@ -27,6 +29,13 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(ctx, w, fosite.NewAccessRequest(sess), fosite.ErrUnsupportedGrantType.WithHintf("The grant type %q is not supported.", gt))
 		return
 	}
+	// The proof is checked before fosite sees the grant, so a bad one
+	// burns no code (RFC 9449; dpop.go).
+	proof, err := p.verifyProof(ctx, w, r, PathToken, "")
+	if err != nil {
+		p.writeAccessError(ctx, w, fosite.NewAccessRequest(sess), err)
+		return
+	}
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
 		p.writeAccessError(ctx, w, ar, err)
@@ -38,12 +47,33 @@ func (p *Provider) serveToken(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := p.bindTokenDPoP(ar, proof); err != nil {
+		p.writeAccessError(ctx, w, ar, err)
+		return
+	}
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	if err != nil && errorsIsInactive(err) && ar.GetGrantTypes().ExactOne("authorization_code") {
+		// Two exchanges of one code raced past fosite's check and this one
+		// lost the atomic invalidation, so fosite's own replay handling
+		// never ran: revoke what the winner got, as for any replayed code
+		// (RFC 6749 §4.1.2). writeAccessError answers invalid_grant.
+		p.revokeGrant(ctx, ar.GetID())
+	}
 	if err != nil {
 		p.writeAccessError(ctx, w, ar, err)
 		return
 	}
+	p.finishTokenDPoP(w, ar, resp)
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// revokeGrant deletes every access and refresh token issued for requestID.
+func (p *Provider) revokeGrant(ctx context.Context, requestID string) {
+	for _, kind := range []storage.Kind{storage.KindAccessToken, storage.KindRefreshToken} {
+		if _, err := p.store.DeleteRequestsByID(ctx, kind, requestID); err != nil {
+			p.log.ErrorContext(ctx, "revoke tokens of a replayed code", "kind", kind, "err", err)
+		}
+	}
 }
 
 // clientCredentials grants a machine client what it is registered for and
@@ -69,7 +99,7 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request, ar fo
 		}
 	}
 	method := clientAuthMethod(r)
-	_, rerr := p.evaluate(ctx, GateRequest{
+	v, rerr := p.evaluate(ctx, GateRequest{
 		HTTP: r, GrantType: "client_credentials", ClientID: rp.GetID(),
 		Scopes: grant, ClientAuthMethod: method,
 	})
@@ -83,6 +113,7 @@ func (p *Provider) clientCredentials(ctx context.Context, r *http.Request, ar fo
 	now := p.cfg.Now().UTC()
 	sess.Subject = rp.GetID()
 	sess.ClientID = rp.GetID()
+	sess.RiskDecision = v.DecisionID
 	c := sess.IDTokenClaims()
 	c.Subject = rp.GetID()
 	c.AuthenticationContextClassReference = ACRClient

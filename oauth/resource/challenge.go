@@ -24,6 +24,13 @@ type Challenge struct {
 	Scope       []string // insufficient_scope: what the route needs
 	ACRValues   []string // insufficient_user_authentication: acceptable acr values
 	MaxAge      int      // insufficient_user_authentication: seconds; 0 for none
+	// Scheme is the challenge's auth scheme: "Bearer" when empty, "DPoP"
+	// for tokens presented with DPoP (RFC 9449 §7.1).
+	Scheme string
+	// Algs is the algs parameter of a DPoP challenge; Nonce, when set, is
+	// sent as DPoP-Nonce (use_dpop_nonce, RFC 9449 §9).
+	Algs  []string
+	Nonce string
 }
 
 // Error implements error.
@@ -40,7 +47,11 @@ func (c *Challenge) Error() string {
 // Header renders the WWW-Authenticate value; realm is optional.
 func (c *Challenge) Header(realm string) string {
 	var b strings.Builder
-	b.WriteString("Bearer")
+	if c.Scheme != "" {
+		b.WriteString(c.Scheme)
+	} else {
+		b.WriteString("Bearer")
+	}
 	sep := " "
 	param := func(name, value string) {
 		b.WriteString(sep)
@@ -64,6 +75,9 @@ func (c *Challenge) Header(realm string) string {
 	if len(c.ACRValues) > 0 {
 		param("acr_values", strings.Join(c.ACRValues, " "))
 	}
+	if len(c.Algs) > 0 {
+		param("algs", strings.Join(c.Algs, " "))
+	}
 	if c.MaxAge > 0 {
 		// RFC 9470 §3 shows max_age as a token, unquoted.
 		b.WriteString(sep)
@@ -77,6 +91,9 @@ func (c *Challenge) Header(realm string) string {
 func (c *Challenge) Write(w http.ResponseWriter, realm string) {
 	h := w.Header()
 	h.Set("WWW-Authenticate", c.Header(realm))
+	if c.Nonce != "" {
+		h.Set("DPoP-Nonce", c.Nonce)
+	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(c.Status)

@@ -24,6 +24,9 @@ type Claims struct {
 	IssuedAt time.Time
 	Issuer   string
 	Audience []string
+	// JKT is cnf.jkt: the thumbprint of the DPoP key the token is bound to
+	// (RFC 9449 §6), empty for a bearer token.
+	JKT string
 	// Raw holds every claim or introspection member as decoded JSON.
 	Raw map[string]any
 }
@@ -91,6 +94,9 @@ func claimsFromMap(m map[string]any) (*Claims, error) {
 			} else {
 				*dst = []string{v}
 			}
+		case []string:
+			// In-process introspection (LocalVerifier) hands over Go values.
+			*dst = append([]string(nil), v...)
 		case []any:
 			out := make([]string, 0, len(v))
 			for _, e := range v {
@@ -116,6 +122,9 @@ func claimsFromMap(m map[string]any) (*Claims, error) {
 	date("auth_time", &c.AuthTime)
 	date("exp", &c.Expiry)
 	date("iat", &c.IssuedAt)
+	if err == nil {
+		c.JKT, err = confirmationJKT(m)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
@@ -133,6 +142,10 @@ func numericDate(v any) (time.Time, error) {
 		if f, err = n.Float64(); err != nil {
 			return time.Time{}, fmt.Errorf("bad number: %w", err)
 		}
+	case int64: // in-process introspection (LocalVerifier)
+		f = float64(n)
+	case int:
+		f = float64(n)
 	default:
 		return time.Time{}, fmt.Errorf("want a number")
 	}

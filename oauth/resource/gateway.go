@@ -181,7 +181,7 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "stepwise gateway check: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	out := gw.g.check(r.Context(), r.Header, orig.Method, orig.EscapedPath)
+	out := gw.g.check(r.Context(), r.Header, orig.Method, orig.EscapedPath, func() string { return gw.originalURL(r, orig) })
 	switch {
 	case out.unavailable:
 		writeUnavailable(w)

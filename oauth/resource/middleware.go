@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/stepwise-id/stepwise/oauth/dpop"
 )
 
 // Options configure a Middleware or a Gateway.
@@ -21,6 +23,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for max_age; nil means time.Now.
 	Now func() time.Time
+	// DPoP configures the checks of DPoP-bound tokens (dpop.go).
+	DPoP DPoPOptions
 }
 
 // guard is the decision shared by Middleware and Gateway.
@@ -30,6 +34,8 @@ type guard struct {
 	realm    string
 	log      *slog.Logger
 	now      func() time.Time
+	dpop     *dpop.Verifier
+	dpopBase string
 }
 
 func newGuard(o Options) (*guard, error) {
@@ -46,6 +52,10 @@ func newGuard(o Options) (*guard, error) {
 	if g.realm != "" && !isPrintableASCII(g.realm) {
 		return nil, errors.New("resource: Realm must be printable ASCII")
 	}
+	var err error
+	if g.dpop, g.dpopBase, err = newProofVerifier(o.DPoP); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -56,10 +66,11 @@ type outcome struct {
 	unavailable bool
 }
 
-// check verifies the bearer token of h and applies the route table to the
-// request (method, escaped path).
-func (g *guard) check(ctx context.Context, h http.Header, method, escapedPath string) outcome {
-	token, ch := bearerToken(h)
+// check verifies the bearer or DPoP token of h, and the DPoP proof of a
+// bound token (htu gives the request's URL), and applies the route table to
+// the request (method, escaped path).
+func (g *guard) check(ctx context.Context, h http.Header, method, escapedPath string, htu func() string) outcome {
+	token, scheme, ch := presentedToken(h)
 	if ch != nil {
 		return outcome{challenge: ch}
 	}
@@ -73,8 +84,21 @@ func (g *guard) check(ctx context.Context, h http.Header, method, escapedPath st
 		g.log.ErrorContext(ctx, "access token verification unavailable", "err", err)
 		return outcome{unavailable: true}
 	}
+	ch, err = g.checkDPoP(ctx, h, scheme, token, claims, method, htu)
+	switch {
+	case err != nil:
+		g.log.ErrorContext(ctx, "DPoP proof check unavailable", "err", err)
+		return outcome{unavailable: true}
+	case ch != nil:
+		return outcome{challenge: ch}
+	}
 	if g.routes != nil {
 		if ch := g.routes.Authorize(method, escapedPath, claims, g.now()); ch != nil {
+			if scheme == dpop.TokenType {
+				c := *ch
+				c.Scheme = dpop.TokenType
+				ch = &c
+			}
 			return outcome{challenge: ch}
 		}
 	}
@@ -114,7 +138,7 @@ func NewMiddleware(o Options) (*Middleware, error) {
 // verified claims with ClaimsFrom(r.Context()).
 func (m *Middleware) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out := m.g.check(r.Context(), r.Header, r.Method, r.URL.EscapedPath())
+		out := m.g.check(r.Context(), r.Header, r.Method, r.URL.EscapedPath(), func() string { return m.g.requestURL(r) })
 		switch {
 		case out.unavailable:
 			writeUnavailable(w)

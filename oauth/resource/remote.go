@@ -296,7 +296,7 @@ func claimsFromIntrospection(m map[string]any, issuer, audience string, now time
 		return nil, fmt.Errorf("%w: inactive", ErrInvalidToken)
 	}
 	for _, k := range []string{"token_use", "token_type"} {
-		if s, ok := m[k].(string); ok && s != "" && !strings.EqualFold(s, "bearer") && s != "access_token" && !isATJWT(s) {
+		if s, ok := m[k].(string); ok && s != "" && !strings.EqualFold(s, "bearer") && !strings.EqualFold(s, "dpop") && s != "access_token" && !isATJWT(s) {
 			return nil, fmt.Errorf("%w: %s %q is not an access token", ErrInvalidToken, k, s)
 		}
 	}

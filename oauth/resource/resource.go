@@ -13,9 +13,18 @@
 // a Go API, and Gateway answers forward-auth checks from nginx auth_request,
 // Traefik forwardAuth or Envoy ext_authz at /gateway/check.
 //
-// The package imports nothing else from Stepwise, so API authors pull in
-// neither fosite nor storage, and the provider can mount a Gateway that
-// verifies tokens in-process (see LocalVerifier) without an import cycle.
+// DPoP-bound tokens (RFC 9449: cnf.jkt in the claims) are accepted only
+// with the DPoP scheme and a valid proof of the request (see DPoPOptions);
+// refusals then use the DPoP challenge: 401 WWW-Authenticate: DPoP
+// error="invalid_dpop_proof", algs="…". Gateways must forward the DPoP
+// header to the check (nginx and Traefik do by default; Envoy needs "dpop"
+// in allowed_headers) and return DPoP-Nonce to the client when nonces are
+// used.
+//
+// The package imports nothing else from Stepwise but the leaf package
+// oauth/dpop, so API authors pull in neither fosite nor storage, and the
+// provider can mount a Gateway that verifies tokens in-process (see
+// LocalVerifier) without an import cycle.
 package resource
 
 import (
