@@ -28,6 +28,7 @@ func (g *globals) settings() (fileConfig, string, error) {
 		return fc, "", err
 	}
 	fc.GeoIP = g.geoip
+	fc.MDS = g.mds
 	issuer := g.issuer
 	if issuer == "" {
 		issuer = fc.Issuer
@@ -116,10 +117,22 @@ func newServer(ctx context.Context, store storage.Storage, fc fileConfig, issuer
 	if err != nil {
 		return nil, err
 	}
-	// WebAuthn needs a domain: with an IP-address issuer the server still
-	// runs, without passkeys, rather than not at all.
-	passkeys, err := passkey.New(passkey.Config{Issuer: ocfg.Issuer, Ladder: ocfg.Ladder.Values()}, store, logger)
-	if err != nil {
+	pcfg := passkey.Config{Issuer: ocfg.Issuer, Ladder: ocfg.Ladder.Values()}
+	if fc.MDS != "" {
+		// Metadata only means something for attested credentials: ask for
+		// attestation, and let only an attested, listed hardware key earn
+		// the device-bound rung (phrh).
+		pcfg.MDSFile = fc.MDS
+		pcfg.Attestation = "direct"
+		pcfg.DeviceBound = passkey.DeviceBoundRule{RequireAttestation: true}
+	}
+	passkeys, err := passkey.New(pcfg, store, logger)
+	switch {
+	case err != nil && fc.MDS != "":
+		return nil, fmt.Errorf("passkeys with --mds %s: %w", fc.MDS, err)
+	case err != nil:
+		// WebAuthn needs a domain: with an IP-address issuer the server
+		// still runs, without passkeys, rather than not at all.
 		logger.Warn("passkeys disabled", "err", err)
 		passkeys = nil
 	}

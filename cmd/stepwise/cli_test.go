@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stepwise-id/stepwise/storage/storagetest"
 )
 
 // cli runs the stepwise command line in-process against one database.
@@ -248,5 +252,17 @@ func TestRedactDSN(t *testing.T) {
 		if got := redactDSN(in); got != want {
 			t.Errorf("redactDSN(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestServeRefusesABadMDSFile(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "mds.jwt")
+	if err := os.WriteFile(bad, []byte("not a metadata blob"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fc := fileConfig{MDS: bad}
+	if _, err := newServer(t.Context(), storagetest.SQLite(t), fc, "http://localhost:8080", slog.New(slog.DiscardHandler)); err == nil ||
+		!strings.Contains(err.Error(), "--mds") {
+		t.Fatalf("newServer with a bad --mds file: %v, want an error naming --mds", err)
 	}
 }

@@ -31,6 +31,8 @@ type fileConfig struct {
 
 	// GeoIP are the --geoip mmdb files (a flag, not a config key).
 	GeoIP []string `yaml:"-"`
+	// MDS is the --mds FIDO metadata BLOB file (a flag, not a config key).
+	MDS string `yaml:"-"`
 }
 
 type tokenConfig struct {

@@ -48,6 +48,7 @@ type globals struct {
 	issuer   string
 	config   string
 	geoip    []string
+	mds      string
 	logLevel string
 
 	stdin  io.Reader
@@ -74,6 +75,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	pf.StringVar(&g.issuer, "issuer", "", "issuer URL (default http://localhost:8080, or the config file's issuer)")
 	pf.StringVar(&g.config, "config", "", "YAML configuration file")
 	pf.StringArrayVar(&g.geoip, "geoip", nil, "MaxMind-format mmdb file (may repeat)")
+	pf.StringVar(&g.mds, "mds", "", "FIDO MDS3 metadata BLOB file: passkeys are registered with attestation checked against it (read once, never fetched)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 
 	root.AddCommand(
