@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/stepwise-id/stepwise/storage"
 )
@@ -49,8 +48,8 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request) {
 		v.Sessions = append(v.Sessions, sessionView{
 			Device:    deviceName(se.UserAgent),
 			IPAddress: se.IPAddress,
-			Created:   se.CreatedAt.UTC().Format(time.DateTime + " UTC"),
-			LastSeen:  se.LastSeenAt.UTC().Format(time.DateTime + " UTC"),
+			Created:   se.CreatedAt.UTC().Format("2 Jan 2006, 15:04 MST"),
+			LastSeen:  se.LastSeenAt.UTC().Format("2 Jan 2006, 15:04 MST"),
 			Current:   se.ID == b.session.ID,
 		})
 	}
